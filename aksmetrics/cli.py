@@ -32,6 +32,7 @@ EnvArgument = Annotated[
 ]
 
 # Exit codes: 0 success, 1 the run failed (e.g. a check failed), 2 bad input.
+EXIT_RUN_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 
@@ -55,6 +56,103 @@ def validate(environment: EnvArgument) -> None:
         f"  endpoint       {env.private_endpoint_id} (subnet {env.network.private_endpoint_subnet})"
     )
     typer.echo(f"  dns zones      {', '.join(env.private_dns.zones)}")
+
+
+@app.command()
+def provision(
+    environment: EnvArgument,
+    plan: Annotated[
+        bool, typer.Option("--plan", help="Read only: list what an apply run would change.")
+    ] = False,
+    step: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--step",
+            metavar="STEP",
+            help="Run only this step (repeat for more): preflight, operator, collector, "
+            "pod-monitor, private-link-scope, scoped-resources, private-endpoint, private-dns, "
+            "rule-endpoints, configuration-association, restart, wait-healthy, verify.",
+        ),
+    ] = None,
+    allow_adopt: Annotated[
+        bool,
+        typer.Option("--allow-adopt", help="Allow changing objects this project did not create."),
+    ] = False,
+) -> None:
+    """Provision an environment as the runbook does (a local run of the `provision` flow)."""
+    try:
+        load_environment(environment)
+    except FileNotFoundError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except InvalidEnvironment as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+    from flows.provision import STEPS, ProvisionFailed
+    from flows.provision import provision as provision_flow
+
+    unknown = [name for name in step or [] if name not in STEPS]
+    if unknown:
+        typer.echo(
+            f"error: unknown step(s) {', '.join(unknown)}; steps are {', '.join(STEPS)}", err=True
+        )
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+    from aksmetrics.changes import render_table
+
+    state = provision_flow(
+        environment=environment,
+        plan=plan,
+        steps=step or None,
+        allow_adopt=allow_adopt,
+        return_state=True,
+    )
+    result = state.result(raise_on_failure=False)
+    if state.is_completed():
+        typer.echo(render_table(result))
+        return
+    if isinstance(result, ProvisionFailed):
+        if result.changes:
+            typer.echo(render_table(result.changes))
+        typer.echo(str(result), err=True)
+    else:
+        typer.echo(f"error: {state.message or result}", err=True)
+    raise typer.Exit(EXIT_RUN_FAILED)
+
+
+@app.command()
+def verify(
+    environment: EnvArgument,
+    canary: Annotated[
+        bool | None,
+        typer.Option(
+            "--canary/--no-canary",
+            help="Send a canary metric and wait for it in the workspace (default: the "
+            "environment's canary.enabled).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Check, read-only, that the pipeline works; name the cause and the fix of every failure
+    (a local run of the `verify` flow). Exits 1 when any check fails."""
+    try:
+        load_environment(environment)
+    except FileNotFoundError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except InvalidEnvironment as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+    from flows.verify import verify as verify_flow
+
+    # The flow prints the table of checks itself; only the verdict is added here.
+    state = verify_flow(environment=environment, canary=canary, return_state=True)
+    if state.is_completed():
+        return
+    typer.echo(f"verify failed: {state.message}", err=True)
+    raise typer.Exit(EXIT_RUN_FAILED)
 
 
 @app.command(
