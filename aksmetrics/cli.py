@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from aksmetrics.environment import InvalidEnvironment, load_environment
+from aksmetrics.environment import Environment, InvalidEnvironment, load_environment
 
 app = typer.Typer(
     name="aks-metrics",
@@ -153,6 +153,90 @@ def verify(
         return
     typer.echo(f"verify failed: {state.message}", err=True)
     raise typer.Exit(EXIT_RUN_FAILED)
+
+
+@app.command(name="drift-check")
+def drift_check(
+    environment: EnvArgument,
+    policy: Annotated[
+        Literal["report", "safe", "ask"],
+        typer.Option(
+            "--policy",
+            help="report: write nothing; safe: re-create or correct what the project owns, "
+            "restart ama-metrics where needed, verify; ask: as safe, after approval in the "
+            "Prefect UI (needs a Prefect server: PREFECT_API_URL).",
+        ),
+    ] = "report",
+    canary: Annotated[
+        bool | None,
+        typer.Option(
+            "--canary/--no-canary",
+            help="Include the canary in the checks (default: the environment's canary.enabled).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Compare an environment with its desired state and repair it as --policy allows (a local
+    run of the `drift-check` flow). Exits 1 when drift was found and is not repaired."""
+    _environment_or_exit(environment)
+
+    from flows.drift_check import drift_check as drift_check_flow
+
+    # The flow prints the drift table itself; only the verdict is added here.
+    state = drift_check_flow(
+        environment=environment, policy=policy, canary=canary, return_state=True
+    )
+    if state.is_completed():
+        typer.echo(state.message)
+        return
+    typer.echo(f"drift check: {state.message}", err=True)
+    raise typer.Exit(EXIT_RUN_FAILED)
+
+
+@app.command()
+def teardown(
+    environment: EnvArgument,
+    confirm: Annotated[
+        bool,
+        typer.Option("--confirm", help="Delete for real what the project created here."),
+    ] = False,
+    plan: Annotated[
+        bool, typer.Option("--plan", help="Read only: list what a teardown would delete.")
+    ] = False,
+) -> None:
+    """Remove what provision created, in reverse order and only what the project owns (a local
+    run of the `teardown` flow). Needs --confirm, or --plan to only look."""
+    env = _environment_or_exit(environment)
+    if not confirm and not plan:
+        typer.echo("error: give --confirm to delete, or --plan to list what would go", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+    from flows.teardown import teardown as teardown_flow
+
+    # The flow's own confirmation is the environment's name; --confirm stands for typing it.
+    state = teardown_flow(
+        environment=environment,
+        confirm=env.name if confirm else "",
+        plan=plan,
+        return_state=True,
+    )
+    if state.is_completed():
+        typer.echo(state.message)
+        return
+    typer.echo(f"teardown: {state.message}", err=True)
+    raise typer.Exit(EXIT_RUN_FAILED)
+
+
+def _environment_or_exit(environment: str) -> Environment:
+    """The environment, or exit 2 with every problem of its file."""
+    try:
+        return load_environment(environment)
+    except FileNotFoundError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except InvalidEnvironment as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
 @app.command(

@@ -1,29 +1,23 @@
 """The per-environment write lock: two writers on one environment never interleave.
 
-These tests run real flows against a real (temporary, SQLite) Prefect server, because the lock is a
-global concurrency limit that lives on the server.
+These tests run real flows against the session's Prefect test server (tests/e2e/conftest.py),
+because the lock is a global concurrency limit that lives on the server. The writers here are
+stand-ins that only record when they hold the lock; tests/e2e/test_deployments.py starts two real
+provision runs at once through a worker.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from prefect import flow, get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
-from prefect.testing.utilities import prefect_test_harness
 
 from tasks.locks import LockUnavailable, environment_lock, holds_lock, lock_name
 
 pytestmark = pytest.mark.prefect
-
-
-@pytest.fixture(scope="module", autouse=True)
-def prefect_server() -> Iterator[None]:
-    with prefect_test_harness(server_startup_timeout=60):
-        yield
 
 
 def _run_in_threads(*targets: object) -> None:
