@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 demo: install
-	$(BIN)/python -m deployments.demo
+	$(BIN)/python -m deployments.demo $(if $(filter-out 0,$(KEEP)),--keep)
 
 test: install lint
 	$(BIN)/python -m pytest

@@ -1,0 +1,1 @@
+"""Prefect deployments (prefect.yaml), environment files, and the demo that drives them locally."""
