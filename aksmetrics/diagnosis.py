@@ -26,6 +26,22 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from aksmetrics.steps import (
+    COLLECTOR,
+    CONFIGURATION_ASSOCIATION,
+    OPERATOR,
+    POD_MONITOR,
+    PRIVATE_DNS,
+    PRIVATE_ENDPOINT,
+    PRIVATE_LINK_SCOPE,
+    RESTART,
+    RULE_ENDPOINTS,
+    SCOPED_RESOURCES,
+    STEPS,
+    VERIFY,
+    WAIT_HEALTHY,
+)
+
 
 class Symptom(StrEnum):
     """A sign of trouble a check can observe. The values are stable ids, safe to match in tests."""
@@ -151,32 +167,8 @@ class Diagnosis(BaseModel):
         return "provision steps: " + ", ".join(self.repair_steps)
 
 
-# The provision flow's step names (``flows.provision.STEPS``), in the order the flow runs them.
-PREFLIGHT = "preflight"
-OPERATOR = "operator"
-COLLECTOR = "collector"
-POD_MONITOR = "pod-monitor"
-PRIVATE_LINK_SCOPE = "private-link-scope"
-SCOPED_ENDPOINTS = "scoped-resources"
-PRIVATE_ENDPOINT = "private-endpoint"
-PRIVATE_DNS = "private-dns"
-RULE_ENDPOINTS = "rule-endpoints"
-CONFIGURATION_ACCESS_ENDPOINT = "configuration-association"
-RESTART = "restart"
-
-REPAIR_STEPS = (
-    PREFLIGHT,
-    OPERATOR,
-    COLLECTOR,
-    POD_MONITOR,
-    PRIVATE_LINK_SCOPE,
-    SCOPED_ENDPOINTS,
-    PRIVATE_ENDPOINT,
-    PRIVATE_DNS,
-    RULE_ENDPOINTS,
-    CONFIGURATION_ACCESS_ENDPOINT,
-    RESTART,
-)
+# The steps a cause can name as its repair: every provision step but the waits and verify itself.
+REPAIR_STEPS = tuple(step for step in STEPS if step not in (WAIT_HEALTHY, VERIFY))
 
 S = Symptom
 
@@ -216,7 +208,7 @@ CATALOGUE: tuple[Cause, ...] = (
         ),
         repair_steps=(
             PRIVATE_LINK_SCOPE,
-            SCOPED_ENDPOINTS,
+            SCOPED_RESOURCES,
             PRIVATE_ENDPOINT,
             PRIVATE_DNS,
             RESTART,
@@ -241,7 +233,7 @@ CATALOGUE: tuple[Cause, ...] = (
             "dataCollectionEndpointId; make sure that endpoint is a scoped resource of the AMPLS; "
             "then restart ama-metrics."
         ),
-        repair_steps=(SCOPED_ENDPOINTS, CONFIGURATION_ACCESS_ENDPOINT, RESTART),
+        repair_steps=(SCOPED_RESOURCES, CONFIGURATION_ASSOCIATION, RESTART),
         triggers=frozenset({S.MDSD_PRIVATE_LINK_403}),
         corroborated_by=frozenset(
             {
@@ -264,7 +256,7 @@ CATALOGUE: tuple[Cause, ...] = (
             "configuration endpoint in the environment file, then run provision: it scopes the "
             "endpoint and points 'configurationAccessEndpoint' at it."
         ),
-        repair_steps=(SCOPED_ENDPOINTS, CONFIGURATION_ACCESS_ENDPOINT, RESTART),
+        repair_steps=(SCOPED_RESOURCES, CONFIGURATION_ASSOCIATION, RESTART),
         triggers=frozenset({S.CONFIGURATION_ENDPOINT_WRONG_REGION}),
     ),
     Cause(
@@ -281,7 +273,7 @@ CATALOGUE: tuple[Cause, ...] = (
             "properties.dataCollectionEndpointId set to the configuration endpoint (api-version "
             "2023-03-11 or later), then restart ama-metrics."
         ),
-        repair_steps=(CONFIGURATION_ACCESS_ENDPOINT, RESTART),
+        repair_steps=(CONFIGURATION_ASSOCIATION, RESTART),
         triggers=frozenset(
             {S.CONFIGURATION_ASSOCIATION_MISSING, S.CONFIGURATION_ASSOCIATION_WRONG_ENDPOINT}
         ),
@@ -294,7 +286,7 @@ CATALOGUE: tuple[Cause, ...] = (
             "collection endpoints and no private endpoint can be made for Azure Monitor."
         ),
         fix="Create the AMPLS with the environment's access modes, then scope both endpoints.",
-        repair_steps=(PRIVATE_LINK_SCOPE, SCOPED_ENDPOINTS, PRIVATE_ENDPOINT, PRIVATE_DNS),
+        repair_steps=(PRIVATE_LINK_SCOPE, SCOPED_RESOURCES, PRIVATE_ENDPOINT, PRIVATE_DNS),
         triggers=frozenset({S.PRIVATE_LINK_SCOPE_MISSING}),
     ),
     Cause(
@@ -306,7 +298,7 @@ CATALOGUE: tuple[Cause, ...] = (
             "only then does Azure Monitor accept private-link traffic for them."
         ),
         fix="Add each missing endpoint to the AMPLS as a scoped resource (linkedResourceId).",
-        repair_steps=(SCOPED_ENDPOINTS, PRIVATE_DNS, RESTART),
+        repair_steps=(SCOPED_RESOURCES, PRIVATE_DNS, RESTART),
         triggers=frozenset({S.ENDPOINT_NOT_IN_SCOPE}),
     ),
     Cause(
@@ -368,7 +360,7 @@ CATALOGUE: tuple[Cause, ...] = (
             "(adopt one made by Azure Policy rather than add a second); re-apply it after "
             "scoping endpoints so that their records are written."
         ),
-        repair_steps=(SCOPED_ENDPOINTS, PRIVATE_DNS, RESTART),
+        repair_steps=(SCOPED_RESOURCES, PRIVATE_DNS, RESTART),
         triggers=frozenset({S.ZONE_GROUP_MISSING, S.ZONE_NOT_IN_ZONE_GROUP, S.RECORD_MISSING}),
     ),
     Cause(
@@ -384,7 +376,7 @@ CATALOGUE: tuple[Cause, ...] = (
             "zone group, zones linked to the VNet); with custom DNS servers, forward the "
             "privatelink zones to Azure DNS (168.63.129.16). Then restart ama-metrics."
         ),
-        repair_steps=(SCOPED_ENDPOINTS, PRIVATE_ENDPOINT, PRIVATE_DNS, RESTART),
+        repair_steps=(SCOPED_RESOURCES, PRIVATE_ENDPOINT, PRIVATE_DNS, RESTART),
         triggers=frozenset({S.NAME_RESOLVES_PUBLIC, S.NAME_NOT_FOUND}),
         corroborated_by=_PUBLIC_PATH - {S.NAME_RESOLVES_PUBLIC},
     ),

@@ -24,25 +24,9 @@ from pydantic import BaseModel, ConfigDict
 
 from aksmetrics.changes import Change, FieldDiff, shorten
 from aksmetrics.checks import CheckResult, Status
+from aksmetrics.steps import STEPS
 
 Policy = Literal["report", "safe", "ask"]
-
-# The provision flow's steps, in the order it runs them (flows/provision.py, ``Step``).
-PROVISION_STEPS = (
-    "preflight",
-    "operator",
-    "collector",
-    "pod-monitor",
-    "private-link-scope",
-    "scoped-resources",
-    "private-endpoint",
-    "private-dns",
-    "rule-endpoints",
-    "configuration-association",
-    "restart",
-    "wait-healthy",
-    "verify",
-)
 
 # A repair always starts with the preflight and ends by restarting ama-metrics if its Azure side
 # changed (or it is unhealthy) and waiting until it is healthy; the provision flow decides whether
@@ -62,12 +46,6 @@ _AZURE_KIND_STEPS = {
     "data collection rule association": "configuration-association",
 }
 _KUBERNETES_KIND_STEPS = {"OpenTelemetryCollector": "collector", "PodMonitor": "pod-monitor"}
-
-# The diagnosis catalogue spells some steps its own way; these are the same steps.
-_STEP_ALIASES = {
-    "scoped-endpoints": "scoped-resources",
-    "configuration-access-endpoint": "configuration-association",
-}
 
 # Plan actions that mean "actual differs from desired".
 _DRIFT_ACTIONS = frozenset({"would create", "would update", "would delete", "would adopt"})
@@ -142,7 +120,7 @@ class DriftReport(BaseModel):
         if not wanted:
             return []
         wanted.update(_ALWAYS)
-        return [step for step in PROVISION_STEPS if step in wanted]
+        return [step for step in STEPS if step in wanted]
 
     def left_for_a_person(self) -> list[DriftItem]:
         """Drifted objects a safe repair does not reach: not ours, no step ensures them, or their
@@ -229,9 +207,8 @@ def _check_item(result: CheckResult) -> DriftItem:
     steps: list[str] = []
     for diagnosis in result.diagnoses:
         for name in diagnosis.repair_steps:
-            step = provision_step(name)
-            if step is not None and step not in steps:
-                steps.append(step)
+            if name not in steps:
+                steps.append(name)
     causes = ", ".join(result.causes)
     return DriftItem(
         plane="runtime",
@@ -253,14 +230,6 @@ def step_for(change: Change) -> str | None:
     if change.plane == "azure":
         return _AZURE_KIND_STEPS.get(change.kind)
     return _KUBERNETES_KIND_STEPS.get(change.kind, "operator")
-
-
-def provision_step(name: str) -> str | None:
-    """A step name as the diagnosis catalogue writes it (``pod_monitor``), as provision calls it
-    (``pod-monitor``); None for a name provision does not know."""
-    normal = name.strip().lower().replace("_", "-")
-    normal = _STEP_ALIASES.get(normal, normal)
-    return normal if normal in PROVISION_STEPS else None
 
 
 # -- rendering ----------------------------------------------------------------------------------

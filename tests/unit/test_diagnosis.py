@@ -81,7 +81,7 @@ def test_every_symptom_a_check_can_report_leads_to_some_cause() -> None:
 
 
 def test_every_repair_step_is_a_step_of_the_provision_flow() -> None:
-    from flows.provision import STEPS
+    from aksmetrics.steps import STEPS
 
     assert set(REPAIR_STEPS) <= set(STEPS)
     for cause in CATALOGUE:

@@ -12,12 +12,10 @@ import pytest
 
 from aksmetrics.changes import Change, FieldDiff
 from aksmetrics.checks import CheckResult, Status, conclude, with_diagnoses
-from aksmetrics.diagnosis import CATALOGUE, Evidence, Symptom
+from aksmetrics.diagnosis import Evidence, Symptom
 from aksmetrics.drift import (
-    PROVISION_STEPS,
     DriftReport,
     find_drift,
-    provision_step,
     render_markdown,
     render_table,
     step_for,
@@ -227,19 +225,6 @@ def test_an_azure_kind_no_step_ensures_is_reported_but_not_repairable() -> None:
     found = find_drift("e", [change("would update", "azure", "storage account", "/…/sa")], [])
 
     assert not found.objects[0].repairable
-
-
-def test_the_step_names_are_the_provision_flows() -> None:
-    from flows.provision import STEPS
-
-    assert tuple(STEPS) == PROVISION_STEPS
-
-
-def test_every_repair_step_the_diagnosis_catalogue_names_is_a_provision_step() -> None:
-    named = {step for cause in CATALOGUE for step in cause.repair_steps}
-
-    assert named, "the catalogue names no repair step at all"
-    assert {name: provision_step(name) for name in named if provision_step(name) is None} == {}
 
 
 def test_the_event_payload_is_plain_json_naming_objects_fields_and_checks() -> None:
