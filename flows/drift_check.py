@@ -36,7 +36,7 @@ from aksmetrics.changes import Change
 from aksmetrics.drift import DriftReport, Policy, find_drift
 from aksmetrics.environment import Environment, InvalidEnvironment, load_environment
 from flows.provision import ProvisionFailed, provision
-from flows.verify import run_checks, verify
+from flows.verify import collect_checks, submit_checks, verify
 from tasks.locks import environment_lock
 from tasks.steps import logger
 
@@ -89,9 +89,11 @@ def drift_check(
     env = _load(environment)
     log = logger()
 
-    # 1. Compare: the plan of every provision step, and the runtime checks.
+    # 1. Compare: the plan of every provision step, and the runtime checks. Both only read, so
+    # the checks run in this flow's task runner while the plan runs.
+    checks = submit_checks(env, canary=canary)
     changes, plan_problem = plan_changes(environment)
-    results = run_checks(env, canary=canary)
+    results = collect_checks(checks)
     found = find_drift(env.name, changes, results)
     publish(found, policy=policy)
 
@@ -168,15 +170,7 @@ def _outcome(state: State) -> tuple[list[Change], str | None]:
     if state.is_completed():
         return list(result), None
     if isinstance(result, ProvisionFailed):
-        problems = [
-            line.strip().removeprefix("- ")
-            for line in str(result).splitlines()[1:]
-            if line.strip().startswith("- ")
-        ]
-        # ProvisionFailed lists one problem a line, refusals as "refused: …".
-        if problems and all(problem.startswith("refused:") for problem in problems):
-            return list(result.changes), None
-        return list(result.changes), str(result)
+        return list(result.changes), (str(result) if result.failures else None)
     return [], state.message or str(result)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
-from typing import Any, Literal, get_args
+from typing import Any
 
 from prefect import flow
 from prefect.futures import PrefectFuture, wait
@@ -27,6 +27,7 @@ from pydantic import Field
 from aksmetrics.changes import Change, publish_artifacts, render_table, summary
 from aksmetrics.desired import default_collector_image
 from aksmetrics.environment import Environment, InvalidEnvironment, load_environment
+from aksmetrics.steps import STEPS, Step
 from flows.verify import verify
 from tasks.ama_metrics import (
     AgentHealth,
@@ -54,44 +55,19 @@ from tasks.preflight import check_azure_credentials, check_azure_prerequisites, 
 from tasks.private_link import ensure_private_link_scope, ensure_scoped_resources
 from tasks.steps import logger
 
-Step = Literal[
-    "preflight",
-    "operator",
-    "collector",
-    "pod-monitor",
-    "private-link-scope",
-    "scoped-resources",
-    "private-endpoint",
-    "private-dns",
-    "rule-endpoints",
-    "configuration-association",
-    "restart",
-    "wait-healthy",
-    "verify",
-]
-STEPS: tuple[Step, ...] = get_args(Step)
-AZURE_STEPS = frozenset(
-    {
-        "private-link-scope",
-        "scoped-resources",
-        "private-endpoint",
-        "private-dns",
-        "rule-endpoints",
-        "configuration-association",
-    }
-)
-
 
 class ProvisionFailed(Exception):
-    """A provision run that did not converge: which steps failed or were refused, and the changes
-    it made (or, in a plan, would have made) before stopping."""
+    """A provision run that did not converge: the changes it made (or, in a plan, would have made)
+    before stopping, and ``failures``, the problems other than refusals to touch objects the
+    project does not own (those are in ``changes`` with the action ``refused``)."""
 
-    def __init__(self, message: str, changes: list[Change]) -> None:
+    def __init__(self, message: str, changes: list[Change], failures: list[str]) -> None:
         super().__init__(message)
         self.changes = changes
+        self.failures = failures
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (ProvisionFailed, (str(self), self.changes))
+        return (ProvisionFailed, (str(self), self.changes, self.failures))
 
 
 class _Steps:
@@ -207,6 +183,7 @@ def provision(
             f"{'plan' if plan else 'provision'} of {env.name} did not converge:\n"
             + "\n".join(f"  - {problem}" for problem in problems),
             changes,
+            failures,
         )
     return changes
 
@@ -228,6 +205,7 @@ def preflight(env: Environment) -> None:
             f"preflight of {env.name} found {len(problems)} problem(s):\n"
             + "\n".join(f"  - {problem}" for problem in problems),
             [],
+            problems,
         )
 
 
@@ -244,8 +222,9 @@ def kubernetes_plane(
     run: _Steps, env: Environment, selected: set[str], *, plan: bool, allow_adopt: bool
 ) -> None:
     """The OpenTelemetry operator (CRDs first, then the rest, then ready), the collector and its
-    PodMonitor, each waiting for the one before."""
+    PodMonitor, each waiting for the one before (in a plan, only for the data it needs)."""
     options = {"plan": plan, "allow_adopt": allow_adopt}
+    after = _after(plan)
     previous: list[PrefectFuture[Any]] = []
     manifests = None
     if selected & {"operator", "collector"}:
@@ -260,9 +239,10 @@ def kubernetes_plane(
         )
         objects = run.add(
             "operator",
-            ensure_operator_objects.submit(env, manifests, certificate, wait_for=[crds], **options),
+            ensure_operator_objects.submit(
+                env, manifests, certificate, wait_for=after(crds), **options
+            ),
         )
-        previous = [objects]
         if not plan:
             previous = [
                 run.add(
@@ -272,14 +252,23 @@ def kubernetes_plane(
 
     if "collector" in selected:
         image = _collector_image(manifests, env)
-        previous = [
-            run.add(
-                "collector", ensure_collector.submit(env, image=image, wait_for=previous, **options)
-            )
-        ]
+        collector = run.add(
+            "collector", ensure_collector.submit(env, image=image, wait_for=previous, **options)
+        )
+        previous = after(collector)
 
     if "pod-monitor" in selected:
         run.add("PodMonitor", ensure_pod_monitor.submit(env, wait_for=previous, **options))
+
+
+def _after(plan: bool) -> Any:
+    """What a step waits for: the steps whose writes it builds on; nothing in a plan, which
+    writes nothing, so that its reads all go out at once."""
+
+    def after(*futures: PrefectFuture[Any]) -> list[PrefectFuture[Any]]:
+        return [] if plan else list(futures)
+
+    return after
 
 
 def azure_plane(
@@ -287,6 +276,7 @@ def azure_plane(
 ) -> None:
     """The AMPLS and its scoped endpoints; the private DNS zones; the private endpoint and its
     zone group; each rule's endpoint; the configurationAccessEndpoint association."""
+    after = _after(plan)
     scope: list[PrefectFuture[Any]] = []
     if "private-link-scope" in selected:
         scope = [
@@ -295,7 +285,10 @@ def azure_plane(
             )
         ]
     if "scoped-resources" in selected:
-        run.add("scoped resources", ensure_scoped_resources.submit(env, plan=plan, wait_for=scope))
+        run.add(
+            "scoped resources",
+            ensure_scoped_resources.submit(env, plan=plan, wait_for=after(*scope)),
+        )
 
     zones: list[PrefectFuture[Any]] = []
     if "private-dns" in selected:
@@ -309,10 +302,13 @@ def azure_plane(
     if "private-endpoint" in selected:
         endpoint = run.add(
             "private endpoint",
-            ensure_private_endpoint.submit(env, plan=plan, allow_adopt=allow_adopt, wait_for=scope),
+            ensure_private_endpoint.submit(
+                env, plan=plan, allow_adopt=allow_adopt, wait_for=after(*scope)
+            ),
         )
         run.add(
-            "DNS zone group", ensure_zone_group.submit(env, plan=plan, wait_for=[endpoint, *zones])
+            "DNS zone group",
+            ensure_zone_group.submit(env, plan=plan, wait_for=after(endpoint, *zones)),
         )
 
     if "rule-endpoints" in selected:
@@ -383,10 +379,12 @@ def _load(reference: str) -> Environment:
     try:
         return load_environment(reference)
     except (FileNotFoundError, InvalidEnvironment) as error:
-        raise ProvisionFailed(str(error), []) from None
+        raise ProvisionFailed(str(error), [], [str(error)]) from None
 
 
 def _publish(env: Environment, changes: list[Change], *, plan: bool) -> None:
     title = f"{'Plan' if plan else 'Provision'} of {env.name}"
-    publish_artifacts(changes, key=f"provision-{env.name}", title=title)
+    # Plans get their own key, so that scheduled drift checks do not bury the last real run.
+    key = f"provision-plan-{env.name}" if plan else f"provision-{env.name}"
+    publish_artifacts(changes, key=key, title=title)
     logger().info("%s: %s\n%s", title, summary(changes), render_table(changes))

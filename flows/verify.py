@@ -14,6 +14,8 @@ their results without a subflow.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prefect import flow
 from prefect.futures import PrefectFuture
 from prefect.logging import get_run_logger
@@ -64,17 +66,38 @@ def run_checks(env: Environment, *, canary: bool | None = None) -> list[CheckRes
     Must run inside a flow. A check that raised (a read refused for good, retries exhausted) is
     reported as failed, quoting the error, so one broken read never hides the other checks.
     """
+    return collect_checks(submit_checks(env, canary=canary))
+
+
+@dataclass
+class SubmittedChecks:
+    """Checks under way in a flow's task runner; :func:`collect_checks` waits for them."""
+
+    futures: list[tuple[str, PrefectFuture[CheckResult]]]
+    canary_reason: str | None
+
+
+def submit_checks(env: Environment, *, canary: bool | None = None) -> SubmittedChecks:
+    """Start every check without waiting, so that a flow can do other reads meanwhile."""
     with_canary = env.canary.enabled if canary is None else canary
     futures: list[tuple[str, PrefectFuture[CheckResult]]] = [
         (CHECK_IDS[check.name], check.submit(env)) for check in CHECK_TASKS
     ]
     if with_canary:
         futures.append(("canary", check_canary.submit(env)))
+    reason = (
+        None
+        if with_canary
+        else ("turned off for this environment (canary.enabled) or this run (canary)")
+    )
+    return SubmittedChecks(futures, reason)
 
-    results = [_result_of(check_id, future) for check_id, future in futures]
-    if not with_canary:
-        reason = "turned off for this environment (canary.enabled) or this run (canary)"
-        results.append(skipped("canary", reason))
+
+def collect_checks(submitted: SubmittedChecks) -> list[CheckResult]:
+    """Wait for submitted checks; their results with diagnoses attached, in report order."""
+    results = [_result_of(check_id, future) for check_id, future in submitted.futures]
+    if submitted.canary_reason is not None:
+        results.append(skipped("canary", submitted.canary_reason))
     return with_diagnoses(results)
 
 
