@@ -1,8 +1,8 @@
 """Benchmarks, measured in one run and reported as ratios (never asserted as timed tests).
 
-1. verify under API latency: the checks run concurrently, so a verify run with every request to
-   ARM and to the Kubernetes API delayed by L should take far less than a sequential script, which
-   pays L once per request. Reported: wall time / (wall time at no latency + requests x L).
+1. verify and a no-drift drift-check under API latency: a run with every request to ARM and to the
+   Kubernetes API delayed by L should take far less than a sequential script, which pays L once per
+   request. Reported: wall time / (wall time at no latency + requests x L).
 2. provision on a healthy environment: zero writes (from the sandbox's request log), and the same
    latency ratio.
 3. waits notice a condition within one poll interval: a condition that becomes true at a random
@@ -66,7 +66,9 @@ def main() -> None:
 
 
 def report_flow_latency(sandbox: RunningSandbox, latency: float) -> None:
-    from flows.provision import STEPS, provision
+    from aksmetrics.steps import STEPS
+    from flows.drift_check import drift_check
+    from flows.provision import provision
     from flows.verify import verify
 
     environment = str(sandbox.environment)
@@ -75,6 +77,9 @@ def report_flow_latency(sandbox: RunningSandbox, latency: float) -> None:
     runs: dict[str, Callable[[], Any]] = {
         "verify (no canary)": lambda: verify(environment=environment, canary=False),
         "provision, healthy": lambda: provision(environment=environment, steps=steps),
+        "drift-check, no drift": lambda: drift_check(
+            environment=environment, policy="report", canary=False
+        ),
     }
     # One run of each first: imports, connections and the token are start-up cost, not latency.
     for run in runs.values():

@@ -38,7 +38,7 @@ from tasks.kubernetes_objects import (
     wait_for_rollout,
 )
 from tasks.retries import Observation, StepFailed, poll, service_errors
-from tasks.steps import CHECK, STEP, report
+from tasks.steps import CHECK, STEP, concurrently, report
 
 TOKEN_CONFIG = "/etc/mdsd.d/config-cache/metricsextension/TokenConfig.json"
 METRICS_EXTENSION = "MetricsExtension"
@@ -263,8 +263,11 @@ def probe_agent(env: Environment, names: dict[str, str]) -> AgentHealth:
         def run(command: list[str], pod_name: str = pod_name) -> ExecResult:
             return exec_in_pod(env, settings.namespace, pod_name, settings.container, command)
 
-        for label, name in names.items():
-            result = run(["nslookup", name])
+        # The lookups and the two looks at the agent are independent: run them side by side.
+        commands = [["nslookup", name] for name in names.values()] + [["cat", TOKEN_CONFIG], ["ps"]]
+        *lookups, token, processes = concurrently(run, commands)
+
+        for (label, name), result in zip(names.items(), lookups, strict=True):
             found = parse_nslookup(result.stdout)
             addresses[name] = found
             if not found:
@@ -274,10 +277,9 @@ def probe_agent(env: Environment, names: dict[str, str]) -> AgentHealth:
             elif not all(is_private_address(address) for address in found):
                 problems.append(f"{pod_name}: {label} {name} resolves to public {', '.join(found)}")
 
-        if not run(["cat", TOKEN_CONFIG]).ok:
+        if not token.ok:
             token_config = False
             problems.append(f"{pod_name}: {TOKEN_CONFIG} does not exist yet")
-        processes = run(["ps"])
         if METRICS_EXTENSION not in processes.stdout:
             metrics_extension = False
             problems.append(f"{pod_name}: {METRICS_EXTENSION} is not running")

@@ -51,7 +51,7 @@ from tasks.kubernetes_objects import (
     wait_for_rollout,
 )
 from tasks.retries import Observation, StepFailed, poll
-from tasks.steps import CHECK, STEP, report
+from tasks.steps import CHECK, STEP, concurrently, report
 
 # Renew the serving certificate this long before it expires.
 RENEW_BEFORE = datetime.timedelta(days=30)
@@ -316,9 +316,14 @@ def ensure_operator_objects(
         for manifest in operator_manifests(manifests, env, ca_pem=certificate.ca_pem)
         if manifest.get("kind") not in ("CustomResourceDefinition", "Namespace")
     ]
-    return report(
-        *(ensure_object(env, item, plan=plan, allow_adopt=allow_adopt) for item in objects)
-    )
+
+    def ensure(item: dict[str, Any]) -> Change:
+        return ensure_object(env, item, plan=plan, allow_adopt=allow_adopt)
+
+    # Applying follows the manifest's order (RBAC before the Deployment that uses it); a plan
+    # only reads, so it reads everything at once.
+    changes = concurrently(ensure, objects) if plan else [ensure(item) for item in objects]
+    return report(*changes)
 
 
 @task(name="wait-for-operator", **CHECK)

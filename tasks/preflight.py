@@ -32,7 +32,7 @@ from tasks.clients import (
 )
 from tasks.private_link import read_private_link_scope
 from tasks.retries import describe_error, is_transient
-from tasks.steps import CHECK
+from tasks.steps import CHECK, concurrently
 
 # api-versions for reads by id of types no SDK we use covers.
 MANAGED_CLUSTER_API_VERSION = "2024-05-01"
@@ -64,8 +64,16 @@ def check_azure_credentials(env: Environment) -> list[str]:
 def check_azure_prerequisites(env: Environment) -> list[str]:
     """Everything provision builds on exists, the configuration endpoint's region fits the cluster,
     and the AMPLS limits leave room for this environment."""
-    problems: list[str] = []
+    # The reads are independent of each other: they go out side by side.
+    parts = concurrently(
+        lambda check: check(env),
+        [_check_cluster, _check_network_exists, _check_workspace, _check_endpoints, _check_rules],
+    )
+    return [problem for part in parts for problem in part]
 
+
+def _check_cluster(env: Environment) -> list[str]:
+    problems: list[str] = []
     cluster = _read_by_id(
         env, env.cluster_id, MANAGED_CLUSTER_API_VERSION, problems, "the AKS cluster"
     )
@@ -75,8 +83,17 @@ def check_azure_prerequisites(env: Environment) -> list[str]:
             f"{env.cluster_id}: the cluster is in {cluster_region!r} but the environment says "
             f"location {env.location!r}; fix location"
         )
+    return problems
 
+
+def _check_network_exists(env: Environment) -> list[str]:
+    problems: list[str] = []
     _check_network(env, problems)
+    return problems
+
+
+def _check_workspace(env: Environment) -> list[str]:
+    problems: list[str] = []
     _read_by_id(
         env,
         env.monitor_workspace_id,
@@ -84,7 +101,13 @@ def check_azure_prerequisites(env: Environment) -> list[str]:
         problems,
         "the Azure Monitor workspace",
     )
+    return problems
 
+
+def _check_endpoints(env: Environment) -> list[str]:
+    """Both endpoints exist, the configuration endpoint is in the cluster's region (the cluster
+    check proves the environment's location is the cluster's), and the AMPLS limits hold."""
+    problems: list[str] = []
     endpoints: dict[str, dict[str, Any]] = {}
     for role, _ in env.distinct_endpoints():
         found = _guarded(
@@ -102,14 +125,19 @@ def check_azure_prerequisites(env: Environment) -> list[str]:
     configuration = endpoints.get(env.endpoint_id("configuration").lower())
     if configuration is not None:
         region = str(configuration.get("location") or "")
-        if region.lower().replace(" ", "") != cluster_region.lower().replace(" ", ""):
+        if region.lower().replace(" ", "") != env.location.lower().replace(" ", ""):
             problems.append(
                 f"{env.endpoint_id('configuration')}: the configuration endpoint is in "
-                f"{region!r}, the cluster in {cluster_region!r}; the agent fetches its "
+                f"{region!r}, the cluster in {env.location!r}; the agent fetches its "
                 f"configuration only through an endpoint in its own region — create one in "
-                f"{cluster_region!r}"
+                f"{env.location!r}"
             )
+    problems.extend(_private_link_limits(env, endpoints))
+    return problems
 
+
+def _check_rules(env: Environment) -> list[str]:
+    problems: list[str] = []
     for rule in env.data_collection_rules:
         rule_id = env.rule_id(rule)
         if _guarded(
@@ -119,8 +147,6 @@ def check_azure_prerequisites(env: Environment) -> list[str]:
                 f"{rule_id}: the data collection rule does not exist — enable managed Prometheus "
                 f"on the cluster (it creates the rule) or fix its name in data_collection_rules"
             )
-
-    problems.extend(_private_link_limits(env, endpoints))
     return problems
 
 

@@ -11,8 +11,11 @@ returns the changes, so that an ensure task ends with ``return report(change)``.
 
 from __future__ import annotations
 
+import contextvars
 import logging
-from typing import Any
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
@@ -36,6 +39,27 @@ STEP: dict[str, Any] = {
 
 # The same options: a check that met a transient error is rerun like a step, never cached.
 CHECK: dict[str, Any] = {**STEP}
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def concurrently(
+    function: Callable[[T], R], items: Iterable[T], *, max_workers: int = 8
+) -> list[R]:
+    """``function`` of each item, called side by side, results in the items' order.
+
+    For independent reads inside one task, so that a step pays the API's latency about once rather
+    than once per object. Each call runs in a copy of the caller's context, so the run logger and
+    Prefect's settings work there too.
+    """
+    items = list(items)
+    if len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(items))) as pool:
+        futures = [pool.submit(contextvars.copy_context().run, function, item) for item in items]
+        return [future.result() for future in futures]
 
 
 def logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
