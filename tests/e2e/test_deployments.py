@@ -18,6 +18,12 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import pytest
+from e2e_support import (
+    association_exists,
+    delete_association,
+    pod_monitor_port,
+    set_pod_monitor_port,
+)
 from prefect import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -143,18 +149,8 @@ def test_provision_runs_to_healthy_with_deployment_run_watch_exiting_zero(
 
 def test_a_drift_check_reports_both_drifts_and_repairs_them(deployed: Deployed) -> None:
     sandbox = deployed.sandbox
-    _delete_association(sandbox)
-    _kubectl(
-        sandbox,
-        "-n",
-        "opentelemetry-operator-system",
-        "patch",
-        "podmonitor",
-        "otel-collector-metrics",
-        "--type=json",
-        "-p",
-        '[{"op":"replace","path":"/spec/podMetricsEndpoints/0/port","value":"prometheus-dev"}]',
-    )
+    delete_association(sandbox)
+    set_pod_monitor_port(sandbox, "prometheus-dev")
 
     result = deployed.stack.run_deployment(
         "drift-check/sandbox", {**deployed.parameters, "canary": False}, timeout=240
@@ -168,18 +164,8 @@ def test_a_drift_check_reports_both_drifts_and_repairs_them(deployed: Deployed) 
     (pod_monitor,) = [row for row in rows if row["kind"] == "PodMonitor"]
     assert "prometheus-dev -> prometheus" in pod_monitor["differences"]
     # Repaired in the sandbox itself.
-    assert _association_exists(sandbox)
-    port = _kubectl(
-        sandbox,
-        "-n",
-        "opentelemetry-operator-system",
-        "get",
-        "podmonitor",
-        "otel-collector-metrics",
-        "-o",
-        "jsonpath={.spec.podMetricsEndpoints[0].port}",
-    )
-    assert port == "prometheus"
+    assert association_exists(sandbox)
+    assert pod_monitor_port(sandbox) == "prometheus"
 
 
 def test_a_failed_run_retried_through_the_api_as_the_ui_does_completes(
@@ -215,7 +201,7 @@ def test_two_provision_runs_started_at_once_never_interleave_their_writes(
     deployed: Deployed,
 ) -> None:
     sandbox = deployed.sandbox
-    _delete_association(sandbox)
+    delete_association(sandbox)
     sandbox.clear_requests()
 
     started = [
@@ -288,53 +274,3 @@ def _processes_mentioning(text: str) -> list[str]:
         if text in cmdline or text in environ:
             found.append(f"{entry.name}: {cmdline[:120]}")
     return found
-
-
-def _kubectl(sandbox: RunningSandbox, *args: str) -> str:
-    done = subprocess.run(
-        ["kubectl", "--kubeconfig", str(sandbox.directory / "kubeconfig"), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return done.stdout
-
-
-def _monitor(sandbox: RunningSandbox) -> tuple[Any, Any]:
-    from azure.identity import ClientSecretCredential
-    from azure.mgmt.monitor import MonitorManagementClient
-
-    from aksmetrics.environment import load_environment
-
-    env = load_environment(sandbox.environment)
-    assert env.auth.tenant_id and env.auth.client_id and env.auth.client_secret_file
-    credential = ClientSecretCredential(
-        env.auth.tenant_id,
-        env.auth.client_id,
-        env.auth.client_secret_file.read_text().strip(),
-        authority=env.cloud.authority_host,
-        disable_instance_discovery=True,
-        connection_verify=str(sandbox.ca),
-    )
-    client = MonitorManagementClient(
-        credential,
-        env.subscription_id,
-        base_url=env.cloud.arm_endpoint,
-        credential_scopes=[env.cloud.resolved_credential_scope()],
-        connection_verify=str(sandbox.ca),
-    )
-    return client, env
-
-
-def _delete_association(sandbox: RunningSandbox) -> None:
-    client, env = _monitor(sandbox)
-    client.data_collection_rule_associations.delete(env.cluster_id, "configurationAccessEndpoint")
-
-
-def _association_exists(sandbox: RunningSandbox) -> bool:
-    client, env = _monitor(sandbox)
-    names = [
-        a.name for a in client.data_collection_rule_associations.list_by_resource(env.cluster_id)
-    ]
-    return "configurationAccessEndpoint" in names

@@ -8,15 +8,21 @@ these runs (``canary=False``): with the PodMonitor broken it would wait out its 
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from azure.identity import ClientSecretCredential
-from azure.mgmt.monitor import MonitorManagementClient
+from e2e_support import (
+    arm_writes,
+    association_exists,
+    delete_association,
+    kube_writes,
+    kubectl,
+    pod_monitor_port,
+    set_pod_monitor_port,
+)
 from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
@@ -24,7 +30,6 @@ from prefect.flow_runs import resume_flow_run
 from prefect.states import State
 
 from aksmetrics.drift import DriftReport
-from aksmetrics.environment import Environment, load_environment
 from flows.drift_check import DRIFT_DETECTED, drift_check
 
 if TYPE_CHECKING:
@@ -32,105 +37,11 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
-KUBERNETES_WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 ASSOCIATION = "dataCollectionRuleAssociations/configurationAccessEndpoint"
 POD_MONITOR_PATH = "/podmonitors/otel-collector-metrics"
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def arm_writes(sandbox: RunningSandbox) -> list[str]:
-    return [
-        f"{entry['method']} {entry['path']}"
-        for entry in sandbox.requests("arm")
-        if entry["method"] != "GET"
-        and entry["path"].lower().startswith("/subscriptions/")
-        and 200 <= entry["status"] < 300
-    ]
-
-
-def kube_writes(sandbox: RunningSandbox) -> list[str]:
-    return [
-        f"{entry['method']} {entry['path'].split('?')[0]}"
-        for entry in sandbox.requests("kube")
-        if entry.get("verb") in KUBERNETES_WRITE_VERBS and 200 <= entry["status"] < 300
-    ]
-
-
-def monitor(sandbox: RunningSandbox) -> tuple[MonitorManagementClient, Environment]:
-    """A plain azure-mgmt-monitor client on the sandbox, as an operator's script would make."""
-    env = load_environment(sandbox.environment)
-    assert env.auth.tenant_id and env.auth.client_id and env.auth.client_secret_file
-    credential = ClientSecretCredential(
-        env.auth.tenant_id,
-        env.auth.client_id,
-        env.auth.client_secret_file.read_text().strip(),
-        authority=env.cloud.authority_host,
-        disable_instance_discovery=True,
-        connection_verify=str(sandbox.ca),
-    )
-    client = MonitorManagementClient(
-        credential,
-        env.subscription_id,
-        base_url=env.cloud.arm_endpoint,
-        credential_scopes=[env.cloud.resolved_credential_scope()],
-        connection_verify=str(sandbox.ca),
-    )
-    return client, env
-
-
-def delete_association(sandbox: RunningSandbox) -> None:
-    client, env = monitor(sandbox)
-    client.data_collection_rule_associations.delete(env.cluster_id, "configurationAccessEndpoint")
-
-
-def association_exists(sandbox: RunningSandbox) -> bool:
-    client, env = monitor(sandbox)
-    names = [
-        a.name for a in client.data_collection_rule_associations.list_by_resource(env.cluster_id)
-    ]
-    return "configurationAccessEndpoint" in names
-
-
-def kubectl(sandbox: RunningSandbox, *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        ["kubectl", "--kubeconfig", str(sandbox.directory / "kubeconfig"), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return done.stdout
-
-
-def set_pod_monitor_port(sandbox: RunningSandbox, port: str) -> None:
-    patch = f'[{{"op":"replace","path":"/spec/podMetricsEndpoints/0/port","value":"{port}"}}]'
-    kubectl(
-        sandbox,
-        "-n",
-        "opentelemetry-operator-system",
-        "patch",
-        "podmonitor",
-        "otel-collector-metrics",
-        "--type=json",
-        "-p",
-        patch,
-    )
-
-
-def pod_monitor_port(sandbox: RunningSandbox) -> str:
-    return kubectl(
-        sandbox,
-        "-n",
-        "opentelemetry-operator-system",
-        "get",
-        "podmonitor",
-        "otel-collector-metrics",
-        "-o",
-        "jsonpath={.spec.podMetricsEndpoints[0].port}",
-    )
 
 
 def check(sandbox: RunningSandbox, **parameters: Any) -> tuple[State, DriftReport]:

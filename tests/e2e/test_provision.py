@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import dns.resolver
 import pytest
 import yaml
+from e2e_support import arm_writes, kube_writes
 from kubernetes import client as kube
 from kubernetes import config as kube_config
 from kubernetes.stream import stream
@@ -40,7 +41,6 @@ for _name, _value in {
 }.items():
     os.environ.setdefault(_name, _value)
 
-KUBERNETES_WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 ASSOCIATION = (
     "/providers/Microsoft.Insights/dataCollectionRuleAssociations/configurationAccessEndpoint"
 )
@@ -61,26 +61,6 @@ class Run:
             return self.outcome.changes
         assert isinstance(self.outcome, list), f"unexpected outcome {self.outcome!r}"
         return self.outcome
-
-
-def arm_writes(sandbox: RunningSandbox) -> list[str]:
-    """Every answered ARM write (not token requests, not polls)."""
-    return [
-        f"{entry['method']} {entry['path']}"
-        for entry in sandbox.requests("arm")
-        if entry["method"] != "GET"
-        and entry["path"].lower().startswith("/subscriptions/")
-        and 200 <= entry["status"] < 300
-    ]
-
-
-def kube_writes(sandbox: RunningSandbox) -> list[str]:
-    """Every answered Kubernetes write (exec and the service proxy change no object)."""
-    return [
-        f"{entry['method']} {entry['path'].split('?')[0]}"
-        for entry in sandbox.requests("kube")
-        if entry.get("verb") in KUBERNETES_WRITE_VERBS and 200 <= entry["status"] < 300
-    ]
 
 
 def run_provision(sandbox: RunningSandbox, **parameters: Any) -> Run:
@@ -258,7 +238,7 @@ def test_transient_throttling_and_conflicts_are_retried_until_the_run_converges(
     sandbox = sandbox_factory.start("no-dcra")
     # More 429s than azure-core retries inside one call, so the step itself is rerun; a 503 on a
     # read; and Kubernetes conflicts on the workload the restart patches.
-    sandbox.inject_fault(
+    sandbox.add_fault(
         "arm",
         {
             "match": "dataCollectionRuleAssociations/configurationAccessEndpoint$",
@@ -267,7 +247,7 @@ def test_transient_throttling_and_conflicts_are_retried_until_the_run_converges(
             "count": 4,
         },
     )
-    sandbox.inject_fault(
+    sandbox.add_fault(
         "arm",
         {
             "match": "privateEndpoints/pe-ampls-rubicon-krc-01$",
@@ -276,7 +256,7 @@ def test_transient_throttling_and_conflicts_are_retried_until_the_run_converges(
             "count": 2,
         },
     )
-    sandbox.inject_fault("kube", {"match": "/deployments/ama-metrics$", "status": 409, "count": 2})
+    sandbox.add_fault("kube", {"match": "/deployments/ama-metrics$", "status": 409, "count": 2})
 
     run = run_provision(sandbox)
     arm_log, kube_log = sandbox.requests("arm"), sandbox.requests("kube")
@@ -307,8 +287,8 @@ def test_a_permanent_error_fails_the_step_at_once_naming_the_resource(
     untouched_no_dcra: RunningSandbox, status: int
 ) -> None:
     sandbox = untouched_no_dcra
-    sandbox.inject_fault("arm", {})
-    sandbox.inject_fault(
+    sandbox.clear_faults("arm")
+    sandbox.add_fault(
         "arm",
         {
             "match": "dataCollectionRuleAssociations/configurationAccessEndpoint$",
@@ -334,7 +314,7 @@ def test_preflight_names_what_is_missing_and_writes_nothing(
     untouched_no_dcra: RunningSandbox, tmp_path: Path
 ) -> None:
     sandbox = untouched_no_dcra
-    sandbox.inject_fault("arm", {})
+    sandbox.clear_faults("arm")
     environment = yaml.safe_load(sandbox.environment.read_text())
     environment["data_collection_endpoints"]["configuration"]["name"] = "dce-that-does-not-exist"
     environment["network"]["private_endpoint_subnet"] = "no-such-subnet"

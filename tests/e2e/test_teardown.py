@@ -4,17 +4,15 @@ confirmation; judged by the sandbox's request logs and by reading the objects ba
 
 from __future__ import annotations
 
-import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
-from azure.identity import ClientSecretCredential
 from azure.mgmt.privatedns import PrivateDnsManagementClient
+from e2e_support import arm_client, arm_writes, kube_writes, run_kubectl
 from prefect.states import State
 
 from aksmetrics.changes import Change
-from aksmetrics.environment import Environment, load_environment
 from flows.teardown import teardown
 
 if TYPE_CHECKING:
@@ -22,26 +20,12 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
-KUBERNETES_WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 BLOB_ZONE = "privatelink.blob.core.windows.net"
 
 
-def arm_writes(sandbox: RunningSandbox) -> list[tuple[str, str]]:
-    return [
-        (entry["method"], entry["path"].split("?")[0])
-        for entry in sandbox.requests("arm")
-        if entry["method"] != "GET"
-        and entry["path"].lower().startswith("/subscriptions/")
-        and 200 <= entry["status"] < 300
-    ]
-
-
-def kube_writes(sandbox: RunningSandbox) -> list[tuple[str, str]]:
-    return [
-        (entry["method"], entry["path"].split("?")[0])
-        for entry in sandbox.requests("kube")
-        if entry.get("verb") in KUBERNETES_WRITE_VERBS and 200 <= entry["status"] < 300
-    ]
+def method_and_path(writes: list[str]) -> list[tuple[str, str]]:
+    """``"METHOD path"`` writes (:func:`e2e_support.arm_writes`, ``kube_writes``) as pairs."""
+    return [(method, path) for method, path in (write.split(" ", 1) for write in writes)]
 
 
 def run(sandbox: RunningSandbox, **parameters: object) -> tuple[State, list[Change]]:
@@ -58,37 +42,6 @@ def first_index(writes: list[tuple[str, str]], method: str, ending: str) -> int:
         if verb == method and path.lower().rstrip("/").endswith(ending.lower()):
             return index
     raise AssertionError(f"no {method} of …{ending} in {writes}")
-
-
-def private_dns(sandbox: RunningSandbox) -> tuple[PrivateDnsManagementClient, Environment]:
-    env = load_environment(sandbox.environment)
-    assert env.auth.tenant_id and env.auth.client_id and env.auth.client_secret_file
-    credential = ClientSecretCredential(
-        env.auth.tenant_id,
-        env.auth.client_id,
-        env.auth.client_secret_file.read_text().strip(),
-        authority=env.cloud.authority_host,
-        disable_instance_discovery=True,
-        connection_verify=str(sandbox.ca),
-    )
-    client = PrivateDnsManagementClient(
-        credential,
-        env.subscription_id,
-        base_url=env.cloud.arm_endpoint,
-        credential_scopes=[env.cloud.resolved_credential_scope()],
-        connection_verify=str(sandbox.ca),
-    )
-    return client, env
-
-
-def kubectl(sandbox: RunningSandbox, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["kubectl", "--kubeconfig", str(sandbox.directory / "kubeconfig"), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +95,7 @@ def test_a_confirmed_teardown_removes_the_projects_objects_in_reverse_order(
     state, _ = run(sandbox, confirm="rubicon-krc-01")
 
     assert state.is_completed(), state.message
-    arm = arm_writes(sandbox)
+    arm = method_and_path(arm_writes(sandbox))
     assert {method for method, _ in arm} == {"DELETE"}, arm
     # Reverse dependency order on the Azure plane.
     association = first_index(arm, "DELETE", "configurationAccessEndpoint")
@@ -165,7 +118,7 @@ def test_a_confirmed_teardown_removes_the_projects_objects_in_reverse_order(
     # Nothing of the add-on's or the workspace's was written.
     assert not any("dataCollectionRules/" in p or "dataCollectionEndpoints/" in p for _, p in arm)
 
-    kube = kube_writes(sandbox)
+    kube = method_and_path(kube_writes(sandbox))
     pod_monitor = first_index(kube, "DELETE", "/podmonitors/otel-collector-metrics")
     collector = first_index(kube, "DELETE", "/opentelemetrycollectors/otel-collector")
     operator = first_index(kube, "DELETE", "/deployments/opentelemetry-operator-controller-manager")
@@ -180,13 +133,18 @@ def test_a_confirmed_teardown_removes_the_projects_objects_in_reverse_order(
         for method, path in kube
         if "/namespaces/kube-system/" in path
     )
-    assert kubectl(sandbox, "-n", "kube-system", "get", "deployment", "ama-metrics").returncode == 0
+    ama_metrics = run_kubectl(
+        sandbox, "-n", "kube-system", "get", "deployment", "ama-metrics", check=False
+    )
+    assert ama_metrics.returncode == 0
 
     # The objects are gone when read back with a plain client.
-    client, env = private_dns(sandbox)
+    client, env = arm_client(sandbox, PrivateDnsManagementClient)
     with pytest.raises(ResourceNotFoundError):
         client.private_zones.get(env.private_dns.resource_group, "privatelink.monitor.azure.com")
-    crds = kubectl(sandbox, "get", "crd", "opentelemetrycollectors.opentelemetry.io")
+    crds = run_kubectl(
+        sandbox, "get", "crd", "opentelemetrycollectors.opentelemetry.io", check=False
+    )
     assert crds.returncode != 0
 
     # A second teardown finds nothing to do and writes nothing.
@@ -200,7 +158,7 @@ def test_a_zone_that_also_serves_other_private_endpoints_is_kept_with_its_link(
     sandbox_factory: SandboxFactory,
 ) -> None:
     sandbox = sandbox_factory.start("healthy")
-    client, env = private_dns(sandbox)
+    client, env = arm_client(sandbox, PrivateDnsManagementClient)
     group = env.private_dns.resource_group
     # Another team's storage account, reached through the same zone.
     client.record_sets.create_or_update(
