@@ -39,14 +39,7 @@ EXIT_BAD_INPUT = 2
 @app.command()
 def validate(environment: EnvArgument) -> None:
     """Check an environment file without calling anything; list every problem at once."""
-    try:
-        env = load_environment(environment)
-    except FileNotFoundError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
-    except InvalidEnvironment as error:
-        typer.echo(str(error), err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+    env = _environment_or_exit(environment)
     typer.echo(f"{environment}: valid environment {env.name!r}")
     typer.echo(f"  cluster        {env.cluster_id}")
     typer.echo(f"  configuration  {env.endpoint_id('configuration')}")
@@ -80,14 +73,7 @@ def provision(
     ] = False,
 ) -> None:
     """Provision an environment as the runbook does (a local run of the `provision` flow)."""
-    try:
-        load_environment(environment)
-    except FileNotFoundError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
-    except InvalidEnvironment as error:
-        typer.echo(str(error), err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+    _environment_or_exit(environment)
 
     from flows.provision import STEPS, ProvisionFailed
     from flows.provision import provision as provision_flow
@@ -136,14 +122,7 @@ def verify(
 ) -> None:
     """Check, read-only, that the pipeline works; name the cause and the fix of every failure
     (a local run of the `verify` flow). Exits 1 when any check fails."""
-    try:
-        load_environment(environment)
-    except FileNotFoundError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
-    except InvalidEnvironment as error:
-        typer.echo(str(error), err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+    _environment_or_exit(environment)
 
     from flows.verify import verify as verify_flow
 
