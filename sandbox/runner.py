@@ -454,6 +454,7 @@ class SandboxRunner:
             retry_interval=self.options.agent_retry_interval,
         )
         self.agents.attach()
+        self.agents.settle()
 
         query_api = WorkspaceQueryApi(
             self.workspaces,

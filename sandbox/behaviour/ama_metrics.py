@@ -516,6 +516,18 @@ class AmaMetricsAgents:
         for pod in self._store.list("v1", "Pod", NAMESPACE):
             self.on_event("ADDED", pod)
 
+    def settle(self) -> None:
+        """Let the agents of pods that already run make their first attempt now.
+
+        A sandbox starts as a cluster that has been running for a while, not as one whose add-on
+        has just started: its agents have already fetched (or failed to fetch) their
+        configuration. Pods started later (a rollout restart) still wait `start_delay`.
+        """
+        now = self._clock()
+        for agent in self._agents.values():
+            agent.started = min(agent.started, now - self.start_delay)
+        self.step()
+
     def start(self) -> None:
         """Run the agents' clock on the current event loop until `stop`."""
         self._task = asyncio.get_running_loop().create_task(self._run(), name="ama-metrics")
