@@ -218,43 +218,35 @@ def arm_options(env: Environment) -> dict[str, Any]:
     }
 
 
+def _arm_client(kind: str, env: Environment, client_class: Callable[..., T]) -> T:
+    """One cached management client of ``client_class`` per connection, built with the
+    environment's credential, subscription and ARM options."""
+    return _cached(
+        kind,
+        env,
+        lambda: client_class(azure_credential(env), env.subscription_id, **arm_options(env)),
+    )
+
+
 def monitor_client(env: Environment) -> Any:
     """``MonitorManagementClient``: data collection endpoints, rules and associations."""
     from azure.mgmt.monitor import MonitorManagementClient
 
-    return _cached(
-        "monitor",
-        env,
-        lambda: MonitorManagementClient(
-            azure_credential(env), env.subscription_id, **arm_options(env)
-        ),
-    )
+    return _arm_client("monitor", env, MonitorManagementClient)
 
 
 def network_client(env: Environment) -> Any:
     """``NetworkManagementClient``: virtual networks, private endpoints, DNS zone groups."""
     from azure.mgmt.network import NetworkManagementClient
 
-    return _cached(
-        "network",
-        env,
-        lambda: NetworkManagementClient(
-            azure_credential(env), env.subscription_id, **arm_options(env)
-        ),
-    )
+    return _arm_client("network", env, NetworkManagementClient)
 
 
 def private_dns_client(env: Environment) -> Any:
     """``PrivateDnsManagementClient``: private DNS zones and their virtual network links."""
     from azure.mgmt.privatedns import PrivateDnsManagementClient
 
-    return _cached(
-        "privatedns",
-        env,
-        lambda: PrivateDnsManagementClient(
-            azure_credential(env), env.subscription_id, **arm_options(env)
-        ),
-    )
+    return _arm_client("privatedns", env, PrivateDnsManagementClient)
 
 
 def resource_client(env: Environment) -> Any:
@@ -262,13 +254,7 @@ def resource_client(env: Environment) -> Any:
     managed cluster, the workspace), and raw ARM requests through :func:`arm_get`."""
     from azure.mgmt.resource.resources import ResourceManagementClient
 
-    return _cached(
-        "resource",
-        env,
-        lambda: ResourceManagementClient(
-            azure_credential(env), env.subscription_id, **arm_options(env)
-        ),
-    )
+    return _arm_client("resource", env, ResourceManagementClient)
 
 
 def arm_get(env: Environment, path: str, *, api_version: str) -> dict[str, Any] | None:
