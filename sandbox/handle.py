@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sandbox.runner import SandboxPaths
+
 Server = Literal["arm", "kube"]
 
 WRITE_METHODS = frozenset({"PUT", "POST", "PATCH", "DELETE"})
@@ -30,13 +32,18 @@ class RunningSandbox:
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def paths(self) -> SandboxPaths:
+        """Every file the sandbox wrote into its folder."""
+        return SandboxPaths(self.directory)
+
+    @property
     def environment(self) -> Path:
         """The environment file the sandbox wrote (the seed's names, pointed at the sandbox)."""
-        return self.directory / "environment.yaml"
+        return self.paths.environment
 
     @property
     def ca(self) -> Path:
-        return self.directory / "ca.pem"
+        return self.paths.ca
 
     @property
     def arm_url(self) -> str:
@@ -108,7 +115,7 @@ def start_sandbox(scenario: str, directory: Path) -> RunningSandbox:
     if done.returncode != 0:
         sandbox.stop()
         raise RuntimeError(f"sandbox {scenario} did not start:\n{done.stdout}\n{done.stderr}")
-    sandbox.info = json.loads((directory / "sandbox.json").read_text())
+    sandbox.info = json.loads(sandbox.paths.sandbox_json.read_text())
     return sandbox
 
 
